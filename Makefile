@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PROFILE ?= default
 CHAPTERS ?=
 PYTEST_WORKERS ?= 2
+# Tests run PYTEST_WORKERS processes side by side: one math thread each avoids oversubscribing the cores.
+TEST_ENV := HANDSON_PROFILE=smoke OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: setup run test unit nbval notebooks lab lint check-notebooks clean
 
@@ -30,15 +32,15 @@ run: setup
 	$(PY) -m handson.runner --profile $(PROFILE) $(CHAPTERS)
 
 test: setup
-	HANDSON_PROFILE=smoke $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests \
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile tests \
 	  --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg --nbval-cell-timeout 600 \
 	  $(if $(CHAPTERS),$(foreach c,$(CHAPTERS),$(wildcard chapter0$(c)_*)),chapter*/)
 
 unit: setup
-	HANDSON_PROFILE=smoke $(PY) -m pytest -n $(PYTEST_WORKERS) tests
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) tests
 
 nbval: setup
-	HANDSON_PROFILE=smoke $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval --nbval-current-env \
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(if $(CHAPTERS),$(foreach c,$(CHAPTERS),$(wildcard chapter0$(c)_*)),chapter*/)
 
 # Maintainers: re-execute the committed notebooks in place in the default profile.
