@@ -9,6 +9,7 @@ Chapter 3 builds its ``FizBuzDataset`` on these encoders; chapter 8 serves the m
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -203,7 +204,9 @@ def save_model(model: FizBuzNet, path: Path = MODEL_PATH) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sizes = {"input_size": model.hidden.in_features, "hidden_size": model.hidden.out_features,
              "output_size": model.out.out_features}
-    torch.save({"sizes": sizes, "state_dict": model.state_dict()}, path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")  # write then rename: readers never see half a file
+    torch.save({"sizes": sizes, "state_dict": model.state_dict()}, partial)
+    os.replace(partial, path)
     return path
 
 
