@@ -1,0 +1,1 @@
+"""Chapter 6: generative networks (PixelCNN, WaveNet, GAN, CycleGAN)."""
