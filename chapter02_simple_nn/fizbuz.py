@@ -95,7 +95,8 @@ def make_tensors(numbers: Iterable[int], input_size: int = 10) -> tuple[torch.Te
     return x, y
 
 
-def book_split(start: int = 0, end: int = 1000, test_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+def book_split(start: int = 0, end: int = 1000, test_fraction: float = 0.1,
+               seed: int = 0) -> tuple[list[int], list[int]]:
     """The book's data: numbers ``start..end-1`` shuffled with ``seed`` and split 90/10. Returns (train, test)."""
     numbers = list(range(start, end))
     random.Random(seed).shuffle(numbers)

@@ -1,12 +1,12 @@
 """Shared helpers for every chapter: run profile, device, seeding, data and artifact paths.
 
-One small module so that the notebooks stay about the book. Copy it along with a chapter if you reuse that chapter
-elsewhere; it needs only the standard library, NumPy and PyTorch.
+One small module so that the notebooks stay about the book. Copy it along with a chapter if you reuse that
+chapter elsewhere; it needs only the standard library, NumPy and PyTorch.
 
 Profiles (environment variable ``HANDSON_PROFILE``):
 
 - ``smoke``: the test suite; every notebook runs in seconds and only checks that the code works.
-- ``default``: a reader on a 2-core laptop CPU; each notebook takes at most about 3 minutes and gets a meaningful result.
+- ``default``: a reader on a 2-core laptop CPU; each notebook takes at most about 3 minutes, with a meaningful result.
 - ``book``: the book's hyper-parameters (a GPU is advisable).
 
 Device (environment variable ``HANDSON_DEVICE``): ``cpu``, ``cuda``, ``cuda:1``...; unset picks the current accelerator
@@ -53,8 +53,8 @@ def by_profile(profile: str, *, smoke: T, default: T, book: T) -> T:
 def get_device(device: str | torch.device | None = None) -> torch.device:
     """Return the device to compute on.
 
-    ``device`` if given, else ``$HANDSON_DEVICE``, else the current accelerator (``torch.accelerator``: CUDA, MPS, XPU...)
-    when one is available, else the CPU.
+    ``device`` if given, else ``$HANDSON_DEVICE``, else the current accelerator (``torch.accelerator``: CUDA, MPS,
+    XPU...) when one is available, else the CPU.
 
     Raises:
         RuntimeError: a CUDA device was asked for but CUDA is not available.
@@ -63,7 +63,8 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     if choice:
         dev = torch.device(choice)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} requested but CUDA is not available; unset {DEVICE_ENV} or use 'cpu'")
+            raise RuntimeError(
+                f"device {choice!r} requested but CUDA is not available; unset {DEVICE_ENV} or use 'cpu'")
         return dev
     if hasattr(torch, "accelerator") and torch.accelerator.is_available():
         return torch.accelerator.current_accelerator()

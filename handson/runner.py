@@ -41,7 +41,8 @@ def find_notebooks(selectors: list[str]) -> list[Path]:
                     raise SystemExit(f"no such notebook: {sel}")
                 selected.append(path.resolve())
                 continue
-            matches = [c for c in chapters if c.name == path.name or (sel.isdigit() and c.name.startswith(f"chapter{int(sel):02d}"))]
+            matches = [c for c in chapters
+                       if c.name == path.name or (sel.isdigit() and c.name.startswith(f"chapter{int(sel):02d}"))]
             if not matches:
                 raise SystemExit(f"no chapter matches {sel!r}; chapters: {', '.join(c.name for c in chapters)}")
             selected += matches

@@ -6,8 +6,17 @@ from torch import nn
 
 import handson
 from chapter02_simple_nn import fizbuz
-from chapter02_simple_nn.fizbuz import (FizBuzNet, Linear, binary_encoder, book_split, classic_split, decoder,
-                                        fizbuz_label, fizbuz_text, make_tensors)
+from chapter02_simple_nn.fizbuz import (
+    FizBuzNet,
+    Linear,
+    binary_encoder,
+    book_split,
+    classic_split,
+    decoder,
+    fizbuz_label,
+    fizbuz_text,
+    make_tensors,
+)
 
 
 def test_labels_follow_the_book_order():
