@@ -1,0 +1,1 @@
+"""Chapter 5: sequential data processing on SNLI (RNN, LSTM/GRU and SPINN encoders)."""
