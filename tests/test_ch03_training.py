@@ -17,6 +17,16 @@ from chapter03_workflow import ddp_train
 from chapter03_workflow.autograd_numpy import ScipyConv2d, ScipyCorrelate2d, WrongCorrelate2d
 from chapter03_workflow.ignite_mnist import MEAN, STD, Config, Net, latest_checkpoint, to_tensor_dataset, train
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads; one thread avoids oversubscribing the cores under pytest-xdist."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- custom autograd Function (NumPy/SciPy) -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("image, kernel", [((6, 6), (3, 3)), ((7, 5), (2, 4)), ((5, 8), (5, 1)), ((4, 4), (4, 4))])
@@ -159,7 +169,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_equal_one_process_on_the_global_batch(tmp_path):
+def test_ddp_two_processes_equal_one_process_on_the_global_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the worker processes
     config = ddp_train.Config(epochs=2, global_batch_size=32, hidden_size=16, output=str(tmp_path / "ddp.pt"))
     # forkserver: one fresh interpreter imports torch once and forks both workers (plain fork from this process
     # could hang in OpenMP; spawn would import torch twice)
