@@ -3,17 +3,20 @@
 Book: chapter 4, "Convolutional neural networks" (why the library's layers, not the sliding-window loop, are used).
 
 Times LeNet's layers on a LeNet-sized batch (the book's batch of 100 CIFAR-10 images), forward and forward+backward,
-and prints each time as a ratio to the library's own function (1.0 = as fast as PyTorch). Timing: the minimum over
-``repeats`` runs of the mean of ``number`` calls, which is the least sensitive to other programs on the machine.
-Forward passes run under ``torch.no_grad()`` (inference); "fwd+bwd" also computes the gradients of the input and the
-parameters (training).
+and prints each time as a ratio to the library's own function (1.0 = as fast as PyTorch). Timing: ``rounds`` rounds,
+each calling the library function and then the vectorised layer once; the ratio is the median over the rounds of
+their quotient. Timing both in turn, rather than one after the other, makes the ratio robust to other programs and
+to the machine's speed drifting. The slow loops are timed apart (median of ``loop_rounds`` calls). Forward passes run
+under ``torch.no_grad()`` (inference); "fwd+bwd" also computes the gradients of the input and the parameters.
 
     python -m chapter04_cv.benchmark_conv            # the LeNet-sized batch (about a minute)
-    python -m chapter04_cv.benchmark_conv --smoke    # a tiny batch, seconds (what the tests run)
+    python -m chapter04_cv.benchmark_conv --no-loop  # the library and the vectorised layers only (seconds)
+    OMP_NUM_THREADS=1 python -m chapter04_cv.benchmark_conv   # one CPU thread, as in the chapter's README
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -26,23 +29,16 @@ from chapter04_cv.layers import Conv, ConvUnfold, MaxPool, MaxPoolUnfold
 @dataclass
 class BenchConfig:
     batch_size: int = 100  # images per batch (the book's LeNet batch)
-    number: int = 1  # calls per timing
-    repeats: int = 30  # timings; the fastest is kept
-    loop_repeats: int = 3  # timings for the (slow) loop versions
+    rounds: int = 50  # library / vectorised rounds
+    loop_rounds: int = 3  # calls of the (slow) loop versions
     include_loop: bool = True  # also time the didactic loops
     seed: int = 0  # input and weight draws
 
 
-def _time(fn, number: int, repeats: int) -> float:
-    """Seconds per call: the minimum over ``repeats`` of the mean over ``number`` calls (after one warm-up call)."""
+def _seconds(fn) -> float:
+    start = time.perf_counter()
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
+    return time.perf_counter() - start
 
 
 def _step(layer_fn, x: torch.Tensor, params: list[torch.Tensor], backward: bool):
@@ -56,6 +52,14 @@ def _step(layer_fn, x: torch.Tensor, params: list[torch.Tensor], backward: bool)
     return run
 
 
+def compare(library, vectorised, rounds: int) -> tuple[float, float, float]:
+    """``(library seconds, vectorised seconds, ratio)``: medians over ``rounds`` rounds that call both in turn."""
+    library(), vectorised()  # warm-up
+    times = [(_seconds(library), _seconds(vectorised)) for _ in range(rounds)]
+    return (statistics.median(t for t, _ in times), statistics.median(t for _, t in times),
+            statistics.median(v / t for t, v in times))
+
+
 def main(config: BenchConfig | None = None) -> list[dict]:
     """Run the benchmark, print a table, return its rows ``{"layer", "pass", "impl", "ms", "ratio"}``."""
     cfg = config or BenchConfig()
@@ -66,7 +70,8 @@ def main(config: BenchConfig | None = None) -> list[dict]:
         ("maxpool k2 6x28x28", (cfg.batch_size, 6, 28, 28), MaxPool(2), MaxPoolUnfold(2), lambda x: F.max_pool2d(x, 2)),
     ]
     rows = []
-    print(f"batch {cfg.batch_size}, threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"batch {cfg.batch_size}, threads {torch.get_num_threads()}, torch {torch.__version__}, "
+          f"median of {cfg.rounds} rounds")
     print(f"{'layer':22s} {'pass':9s} {'implementation':14s} {'ms':>9s} {'x library':>9s}")
     for name, shape, loop, vectorised, library in cases:
         x = torch.randn(shape, requires_grad=True)
@@ -76,29 +81,31 @@ def main(config: BenchConfig | None = None) -> list[dict]:
             library = lambda x, w=w, b=b: F.conv2d(x, w, b)  # noqa: E731
         torch.testing.assert_close(vectorised(x), library(x), rtol=1e-4, atol=1e-4)  # same numbers before timing
         for backward in (False, True):
-            # (name, function, its parameters, calls per timing); F.conv2d uses the loop layer's weight and bias
-            impls = [("F (PyTorch)", library, list(loop.parameters()), cfg.repeats),
-                     ("vectorised", vectorised, list(vectorised.parameters()), cfg.repeats)]
+            pass_name = "fwd+bwd" if backward else "forward"
+            # F.conv2d uses the loop layer's weight and bias
+            lib_step = _step(library, x, list(loop.parameters()), backward)
+            lib_s, vec_s, ratio = compare(lib_step, _step(vectorised, x, list(vectorised.parameters()), backward),
+                                          cfg.rounds)
+            timed = [("F (PyTorch)", lib_s, 1.0), ("vectorised", vec_s, ratio)]
             if cfg.include_loop:
-                impls.append(("loop", loop, list(loop.parameters()), cfg.loop_repeats))
-            base = None
-            for impl, fn, params, repeats in impls:
-                seconds = _time(_step(fn, x, params, backward), cfg.number, repeats)
-                base = base or seconds
-                row = {"layer": name, "pass": "fwd+bwd" if backward else "forward", "impl": impl,
-                       "ms": seconds * 1e3, "ratio": seconds / base}
+                loop_step = _step(loop, x, list(loop.parameters()), backward)
+                loop_s = statistics.median(_seconds(loop_step) for _ in range(cfg.loop_rounds))
+                timed.append(("loop", loop_s, loop_s / lib_s))
+            for impl, seconds, ratio in timed:
+                row = {"layer": name, "pass": pass_name, "impl": impl, "ms": seconds * 1e3, "ratio": ratio}
                 rows.append(row)
-                print(f"{name:22s} {row['pass']:9s} {impl:14s} {row['ms']:9.3f} {row['ratio']:9.1f}")
+                print(f"{name:22s} {pass_name:9s} {impl:14s} {row['ms']:9.3f} {ratio:9.1f}")
     return rows
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny batch, one repeat: seconds")
+    parser.add_argument("--smoke", action="store_true", help="tiny batch, few rounds: seconds")
     parser.add_argument("--batch-size", type=int, default=BenchConfig.batch_size)
+    parser.add_argument("--rounds", type=int, default=BenchConfig.rounds)
     parser.add_argument("--no-loop", action="store_true", help="skip the slow didactic loops")
     args = parser.parse_args()
     if args.smoke:
-        main(BenchConfig(batch_size=4, repeats=1, loop_repeats=1))
+        main(BenchConfig(batch_size=4, rounds=3, loop_rounds=1))
     else:
-        main(BenchConfig(batch_size=args.batch_size, include_loop=not args.no_loop))
+        main(BenchConfig(batch_size=args.batch_size, rounds=args.rounds, include_loop=not args.no_loop))

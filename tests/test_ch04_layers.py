@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from chapter04_cv.layers import Conv, ConvUnfold, MaxPool, MaxPoolUnfold, output_size
+from chapter04_cv.layers import Conv, ConvUnfold, Im2col, MaxPool, MaxPoolUnfold, im2col, output_size
 
 GRID = list(itertools.product(range(0, 3), range(1, 4), range(1, 6)))  # padding 0..2, stride 1..3, kernel 1..5
 POOL_GRID = [(p, s, k) for p, s, k in GRID if p <= k / 2]  # PyTorch allows padding <= kernel / 2 only
@@ -25,6 +25,50 @@ def test_conv_equals_f_conv2d(cls, padding, stride, kernel):
     assert out.shape == expected.shape == (2, 4, output_size(6, kernel, stride, padding),
                                            output_size(9, kernel, stride, padding))
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,stride,kernel", GRID)
+def test_conv_unfold_inference_chunks_equal_f_conv2d(padding, stride, kernel):
+    """The no-autograd path: cache-sized chunks (here 2 + 2 + 1 images) through one reused column buffer."""
+    torch.manual_seed(padding * 100 + stride * 10 + kernel)
+    x = torch.randn(5, 3, 6, 9)
+    conv = ConvUnfold(3, 4, kernel, stride=stride, padding=padding)
+    nn.init.normal_(conv.bias)
+    out_h, out_w = output_size(6, kernel, stride, padding), output_size(9, kernel, stride, padding)
+    conv.chunk_bytes = 2 * 3 * kernel * kernel * out_h * out_w * 4  # two images' columns per chunk
+    with torch.no_grad():
+        out = conv(x)
+        expected = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=padding)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("padding,stride,kernel", GRID)
+def test_conv_unfold_gradients_equal_f_conv2d(padding, stride, kernel):
+    """The training path: Im2col's hand-written backward (col2im) gives autograd's gradients."""
+    torch.manual_seed(padding * 100 + stride * 10 + kernel)
+    x = torch.randn(2, 3, 6, 9, dtype=torch.float64, requires_grad=True)
+    conv = ConvUnfold(3, 4, kernel, stride=stride, padding=padding).double()
+    out = conv(x)
+    expected = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=padding)
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (x, conv.weight, conv.bias), grad_out)
+    grads_ref = torch.autograd.grad(expected, (x, conv.weight, conv.bias), grad_out)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref)
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 3)])
+def test_im2col_and_col2im_equal_f_unfold_and_f_fold(stride):
+    """Hand-written im2col / col2im against the library's F.unfold / F.fold, plus a numerical gradient check."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64, requires_grad=True)
+    columns = Im2col.apply(x, (3, 2), stride)
+    torch.testing.assert_close(columns, F.unfold(x, (3, 2), stride=stride))
+    torch.testing.assert_close(im2col(x.detach(), (3, 2), stride), F.unfold(x.detach(), (3, 2), stride=stride))
+    grad_columns = torch.randn_like(columns)
+    (grad,) = torch.autograd.grad(columns, x, grad_columns)
+    torch.testing.assert_close(grad, F.fold(grad_columns, (7, 8), (3, 2), stride=stride))
+    assert torch.autograd.gradcheck(lambda t: Im2col.apply(t, (3, 2), stride), (x,))
 
 
 @pytest.mark.parametrize("cls", [MaxPool, MaxPoolUnfold])
@@ -79,7 +123,10 @@ def test_output_follows_input_device_and_dtype(cls):
             layer = cls(2, 3, 3) if cls in (Conv, ConvUnfold) else cls(3)
             x = torch.randn(1, 2, 6, 7, dtype=dtype)
         out = layer.to(dtype=dtype)(x)
-        assert out.device.type == device and out.dtype == dtype
+        with torch.no_grad():  # ConvUnfold's inference path allocates its own buffers
+            out_no_grad = layer(x)
+        for y in (out, out_no_grad):
+            assert y.device.type == device and y.dtype == dtype
 
 
 def test_clear_errors():

@@ -55,9 +55,9 @@ def test_per_class_accuracy_by_hand():
 
 
 def test_benchmark_runs_with_a_tiny_config(capsys):
-    rows = benchmark_conv.main(benchmark_conv.BenchConfig(batch_size=2, repeats=1, include_loop=False))
-    assert {r["impl"] for r in rows} == {"F (PyTorch)", "vectorised"}
-    assert len(rows) == 3 * 2 * 2  # 3 layers, forward and forward+backward, 2 implementations
+    rows = benchmark_conv.main(benchmark_conv.BenchConfig(batch_size=2, rounds=2, loop_rounds=1))
+    assert {r["impl"] for r in rows} == {"F (PyTorch)", "vectorised", "loop"}
+    assert len(rows) == 3 * 2 * 3  # 3 layers, forward and forward+backward, 3 implementations
     assert all(r["ms"] > 0 and r["ratio"] > 0 for r in rows)
     assert "x library" in capsys.readouterr().out
 
