@@ -62,7 +62,7 @@ class Conv(nn.Module):
 
     Raises (in ``forward``):
         ValueError: the input is not 4-D, has the wrong channel count, or is smaller than the kernel after padding.
-        TypeError: the input is not floating point.
+        TypeError: the input is not floating point, or its dtype differs from the weights'.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair, stride: IntPair = 1,
@@ -84,6 +84,8 @@ class Conv(nn.Module):
     def out_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         """``(batch, out_channels, out_height, out_width)`` for input ``x`` (checks ``x`` first)."""
         _check_input(x, self.in_channels)
+        if x.dtype != self.weight.dtype:  # as F.conv2d: no silent mixing of float types
+            raise TypeError(f"input dtype {x.dtype} differs from the weights' {self.weight.dtype}; convert with .to()")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return (x.shape[0], self.out_channels, output_size(x.shape[2], kh, sh, ph), output_size(x.shape[3], kw, sw, pw))
 
@@ -114,7 +116,8 @@ def window_view(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int
 def im2col(x: torch.Tensor, kernel_size: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
     """Every window of a padded NCHW input as a column: ``(batch, in, H, W)`` -> ``(batch, in*kh*kw, out_h*out_w)``.
 
-    Columns in ``(in, kh, kw)`` order, as ``F.unfold`` returns them; the ``flatten`` of the strided view copies.
+    Columns in ``(in, kh, kw)`` order, as ``F.unfold`` returns them; the ``flatten`` of the strided view copies
+    (except for a 1x1 kernel at stride 1, where the columns are a view of the input).
     """
     return window_view(x, kernel_size, stride).flatten(1, 3).flatten(2)
 
@@ -175,8 +178,8 @@ class ConvUnfold(Conv):
             x = F.pad(x, (pw, pw, ph, ph))
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad or self.bias.requires_grad):
             columns = Im2col.apply(x, self.kernel_size, self.stride)  # (batch, in*kh*kw, out_h*out_w)
-            out = torch.einsum("ok,bkl->bol", self.weight.view(out_channels, -1), columns)  # (batch, out, positions)
-            return out.view(batch, out_channels, out_h, out_w) + self.bias.view(1, -1, 1, 1)
+            out = torch.einsum("ok,bkl->bol", self.weight.reshape(out_channels, -1), columns)  # (batch, out, positions)
+            return (out.view(batch, out_channels, out_h, out_w) + self.bias.view(1, -1, 1, 1)).contiguous()
         column_bytes = x.element_size() * self.weight[0].numel() * out_h * out_w  # one image's columns
         chunk = max(1, self.chunk_bytes // column_bytes) if x.device.type == "cpu" else batch  # images per chunk
         kw, sw = self.kernel_size[1], self.stride[1]
@@ -188,13 +191,13 @@ class ConvUnfold(Conv):
         """Padded NCHW input, no autograd: ``weight (out, in*kh*kw) @ columns (in*kh*kw, positions)`` per image."""
         windows = window_view(x, self.kernel_size, self.stride)  # (batch, in, kh, kw, out_h, out_w), a view
         batch, out_h, out_w = len(x), windows.shape[4], windows.shape[5]
-        weight = self.weight.view(1, self.out_channels, -1)
+        weight = self.weight.reshape(1, self.out_channels, -1)
         out = x.new_empty(batch, self.out_channels, out_h * out_w)  # the result first, then the scratch buffer
-        columns = x.new_empty(min(chunk, batch), weight.shape[2], out_h * out_w)  # reused by every chunk
-        for part, out_part in zip(windows.split(chunk), out.split(chunk)):
-            part_columns = columns[:len(part)]
-            part_columns.view(part.shape).copy_(part)  # im2col, into the buffer
-            torch.bmm(weight.expand(len(part), -1, -1), part_columns, out=out_part)
+        columns = x.new_empty(min(chunk, batch), weight.shape[2], out_h * out_w)  # scratch, reused by every chunk
+        for start in range(0, batch, chunk):
+            part = windows[start:start + chunk]
+            columns[:len(part)].view(part.shape).copy_(part)  # im2col, into the buffer
+            torch.bmm(weight.expand(len(part), -1, -1), columns[:len(part)], out=out[start:start + len(part)])
         return out.add_(self.bias.view(1, -1, 1)).view(batch, self.out_channels, out_h, out_w)
 
     def _infer_channels_last(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -205,14 +208,14 @@ class ConvUnfold(Conv):
         x = x.permute(0, 2, 3, 1).contiguous()  # (batch, height, width, in)
         windows = x.unfold(1, kh, sh).unfold(2, kw, sw).permute(0, 1, 2, 4, 5, 3)  # (batch, out_h, out_w, kh, kw, in)
         weight = self.weight.permute(2, 3, 1, 0).reshape(-1, self.out_channels)  # (kh*kw*in, out), the same order
-        rows = x.new_empty((min(chunk, batch),) + windows.shape[1:])  # reused by every chunk
-        products = x.new_empty(len(rows) * out_h * out_w, self.out_channels)  # one row per output position
-        for part, out_part in zip(windows.split(chunk), out.split(chunk)):
-            part_rows, part_products = rows[:len(part)], products[:len(part) * out_h * out_w]
-            part_rows.copy_(part)  # im2col, transposed, into the buffer
-            torch.addmm(self.bias, part_rows.view(len(part_products), -1), weight, out=part_products)
-            out_part.copy_(part_products.view(len(part), out_h, out_w, -1).permute(0, 3, 1, 2))  # back to NCHW
-        return out
+        rows = x.new_empty((min(chunk, batch),) + windows.shape[1:])  # scratch, reused by every chunk
+        products = x.new_empty(len(rows), out_h, out_w, self.out_channels)  # scratch: NHWC products
+        for start in range(0, batch, chunk):
+            n = min(chunk, batch - start)  # images in this chunk
+            rows[:n].copy_(windows[start:start + n])  # im2col, transposed: one row per output position
+            torch.mm(rows[:n].view(-1, weight.shape[0]), weight, out=products[:n].view(-1, self.out_channels))
+            out[start:start + n].copy_(products[:n].permute(0, 3, 1, 2))  # back to NCHW
+        return out.add_(self.bias.view(1, -1, 1, 1))
 
 
 class MaxPool(nn.Module):
@@ -259,7 +262,9 @@ class MaxPool(nn.Module):
 class MaxPoolUnfold(MaxPool):
     """The same pooling, vectorised: ``Tensor.unfold`` makes a strided view of every window (no copy), then ``amax``.
 
-    Same parameters, shapes and errors as :class:`MaxPool`.
+    Same parameters, shapes, values and errors as :class:`MaxPool`. One difference in the backward pass: where
+    several values of a window tie for the maximum, ``amax`` shares the gradient equally among them, while
+    ``F.max_pool2d`` gives all of it to one of them.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -129,8 +129,27 @@ def test_output_follows_input_device_and_dtype(cls):
             assert y.device.type == device and y.dtype == dtype
 
 
+@pytest.mark.parametrize("grad", [True, False])
+@pytest.mark.parametrize("in_channels,out_channels,size", [(3, 6, 32), (6, 16, 14)])  # NCHW / channels-last copy
+def test_conv_unfold_output_layout_channels_last_weights_and_empty_batch(grad, in_channels, out_channels, size):
+    """As F.conv2d: contiguous NCHW output, channels-last weights work, an empty batch gives an empty output."""
+    torch.manual_seed(0)
+    conv = ConvUnfold(in_channels, out_channels, 5)
+    x = torch.randn(3, in_channels, size, size)
+    with torch.set_grad_enabled(grad):
+        out = conv(x)
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, F.conv2d(x, conv.weight, conv.bias))
+        assert conv(x[:0]).shape == (0, out_channels, size - 4, size - 4)
+        conv_last = conv.to(memory_format=torch.channels_last)
+        assert not conv_last.weight.is_contiguous()
+        torch.testing.assert_close(conv_last(x), out)
+
+
 def test_clear_errors():
     conv = Conv(3, 4, 5)
+    with pytest.raises(TypeError, match="differs from the weights"):
+        conv(torch.randn(1, 3, 8, 8, dtype=torch.float64))
     with pytest.raises(ValueError, match="input channels"):
         conv(torch.randn(1, 2, 8, 8))
     with pytest.raises(ValueError, match="4-D"):

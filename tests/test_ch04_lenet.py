@@ -59,7 +59,8 @@ def test_benchmark_runs_with_a_tiny_config(capsys):
     assert {r["impl"] for r in rows} == {"F (PyTorch)", "vectorised", "loop"}
     assert len(rows) == 3 * 2 * 3  # 3 layers, forward and forward+backward, 3 implementations
     assert all(r["ms"] > 0 and r["ratio"] > 0 for r in rows)
-    assert "x library" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "x library" in out and "LeNet conv1 + conv2, fwd+bwd" in out
 
 
 def test_missing_cifar10_says_how_to_get_it(monkeypatch, tmp_path):
