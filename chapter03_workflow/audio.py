@@ -44,6 +44,12 @@ def load_wav(path: str | Path) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(data.T.copy()), sample_rate
 
 
+def load_mono(path: str | Path, sample_rate_hz: int) -> torch.Tensor:
+    """:func:`load_wav`, channels averaged and resampled: ``(1, time)`` float32 at ``sample_rate_hz``."""
+    wave, sr = load_wav(path)
+    return AF.resample(wave.mean(dim=0, keepdim=True), sr, sample_rate_hz)
+
+
 def digit_paths(root: str | Path | None = None) -> list[Path]:
     """``digits/0.wav`` .. ``digits/9.wav`` under ``root`` (default ``data/speech``); raises if one is missing."""
     paths = [Path(root or SPEECH_DIR) / "digits" / f"{d}.wav" for d in range(10)]
@@ -71,8 +77,7 @@ class SpeechChunks(Dataset):
         self.chunk_samples = round(self.chunk_s * self.sample_rate_hz)
         self.waveforms, self.index = [], []
         for file_index, path in enumerate(self.paths):
-            wave, sr = load_wav(path)
-            wave = AF.resample(wave.mean(dim=0, keepdim=True), sr, self.sample_rate_hz)
+            wave = load_mono(path, self.sample_rate_hz)
             self.waveforms.append(wave)
             self.index += [(file_index, start) for start in range(0, wave.shape[1] - self.chunk_samples + 1,
                                                                    self.chunk_samples)]
@@ -119,8 +124,7 @@ class SpokenDigits(Dataset):
     def __post_init__(self) -> None:
         self.clips = []
         for path in digit_paths(self.root):
-            wave, sr = load_wav(path)
-            self.clips.append(AF.resample(wave.mean(dim=0, keepdim=True), sr, self.sample_rate_hz))
+            self.clips.append(load_mono(path, self.sample_rate_hz))
         self.clip_samples = round(self.clip_s * self.sample_rate_hz)
 
     def __len__(self) -> int:

@@ -5,9 +5,10 @@ Book: chapter 3, "Bottleneck and profiling". Run it under a profiler from the re
     python -m chapter03_workflow.profiling chapter03_workflow/bottleneck_demo.py --epochs 3
     python -m cProfile -s tottime chapter03_workflow/bottleneck_demo.py --epochs 3
 
-The bottleneck the profile should reveal: a ``Dataset`` that encodes each number into bits in Python when it is asked
-for it, and a ``DataLoader`` that calls it once per sample and collates the samples into a batch — every epoch
-again. Encoding all numbers once into two tensors and slicing batches out of them removes it (``--encode-once``).
+The bottleneck the profile should reveal: a ``Dataset`` (this chapter's ``FizBuzDataset``) that encodes each number
+into bits in Python when it is asked for it, and a ``DataLoader`` that calls it once per sample and collates the
+samples into a batch — every epoch again. Encoding all numbers once into two tensors and slicing batches out of
+them removes it (``--encode-once``).
 """
 from __future__ import annotations
 
@@ -15,23 +16,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from chapter02_simple_nn.fizbuz import FizBuzNet, accuracy, classic_split, make_tensors
-
-
-class EncodeOnTheFly(Dataset):
-    """Numbers encoded when asked for: item ``i`` is ``(bits (10,) float32, label () int64)``."""
-
-    def __init__(self, numbers: list[int]):
-        self.numbers = numbers
-
-    def __len__(self) -> int:
-        return len(self.numbers)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = make_tensors([self.numbers[i]])
-        return x[0], y[0]
+from chapter03_workflow.fizbuz_dataset import FizBuzDataset
 
 
 def main(epochs: int = 3, batch_size: int = 64, lr: float = 0.01, encode_once: bool = False, seed: int = 0) -> float:
@@ -43,7 +31,8 @@ def main(epochs: int = 3, batch_size: int = 64, lr: float = 0.01, encode_once: b
     if encode_once:  # all numbers encoded once, into two tensors
         x_all, y_all = make_tensors(train_numbers)
     else:  # the deliberate bottleneck: per-sample Python encoding and collation, every epoch
-        loader = DataLoader(EncodeOnTheFly(train_numbers), batch_size=batch_size, shuffle=True)
+        dataset = FizBuzDataset(10, train_numbers[0], train_numbers[-1] + 1)  # 101..1023, encoded per item
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
     for _ in range(epochs):
         if encode_once:  # a batch is a slice of the two tensors
             batches = [(x_all[idx], y_all[idx]) for idx in torch.randperm(len(x_all)).split(batch_size)]

@@ -119,7 +119,6 @@ class Vocab:
     unk_index = 1
 
     def __init__(self, tokens: Iterable[str]):
-        self.counts: Counter = Counter()  # token counts of the corpus (filled by ``build``)
         self.itos: list[str] = [PAD, UNK]
         for tok in tokens:
             if tok not in (PAD, UNK):
@@ -133,9 +132,7 @@ class Vocab:
         """Vocabulary of the tokens seen at least ``min_freq`` times (at most ``max_size`` of them, specials apart)."""
         counts = Counter(tok for tokens in token_lists for tok in tokens)
         kept = sorted((t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t))
-        vocab = cls(kept[:max_size] if max_size is not None else kept)
-        vocab.counts = counts
-        return vocab
+        return cls(kept[:max_size] if max_size is not None else kept)
 
     def __len__(self) -> int:
         return len(self.itos)

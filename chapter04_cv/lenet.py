@@ -23,8 +23,7 @@ import handson
 from chapter03_workflow.datasets import load_fashion_mnist
 
 CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")  # book's names
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
+FASHION_CLASSES = tuple(datasets.FashionMNIST.classes)  # "T-shirt/top", "Trouser", ..., "Ankle boot"
 CIFAR10_DIR = handson.data_path("cifar-10-batches-py")
 NORMALIZE = transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # book: [0, 1] -> [-1, 1]
 
@@ -99,7 +98,7 @@ def image_tensors(dataset: str, train: bool, limit: int | None = None) -> Tensor
         images = data.permute(0, 3, 1, 2).float() / 255  # (n, 32, 32, 3) uint8 -> (n, 3, 32, 32)
     else:
         images = F.pad(data.float() / 255, (2, 2, 2, 2)).unsqueeze(1).expand(-1, 3, -1, -1)  # (n, 3, 32, 32)
-    tensors = TensorDataset((images - 0.5) / 0.5, labels)
+    tensors = TensorDataset(NORMALIZE(images), labels)  # the book's transform, on the whole batch at once
     tensors.source = getattr(raw, "source", "data folder")
     return tensors
 

@@ -11,20 +11,15 @@ from __future__ import annotations
 import torch
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
-                     ignore_index: int | None = None) -> torch.Tensor:
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(num_classes, num_classes)`` int64 counts from class indices ``pred`` and ``target`` of the same shape.
 
     Raises:
-        ValueError: shapes differ, or an index (other than ``ignore_index`` in ``target``) is outside
-            ``0..num_classes-1``.
+        ValueError: shapes differ, or an index is outside ``0..num_classes-1``.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
-    if ignore_index is not None:
-        keep = target != ignore_index
-        pred, target = pred[keep], target[keep]
     for name, t in (("pred", pred), ("target", target)):
         if t.numel() and (t.min() < 0 or t.max() >= num_classes):
             raise ValueError(f"{name} has class indices outside 0..{num_classes - 1}")
@@ -62,12 +57,12 @@ class ConfusionMeter:
     ``logits``: ``(batch, num_classes, ...)``; ``target``: ``(batch, ...)`` class indices.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None):
-        self.num_classes, self.ignore_index = num_classes, ignore_index
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
         self.cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self.cm += confusion_matrix(logits.argmax(dim=1), target, self.num_classes, self.ignore_index)
+        self.cm += confusion_matrix(logits.argmax(dim=1), target, self.num_classes)
 
     def results(self) -> dict[str, float | list[float]]:
         """``{"accuracy", "iou" (per class), "miou"}``."""

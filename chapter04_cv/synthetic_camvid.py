@@ -33,7 +33,7 @@ from PIL import Image
 from skimage import data as skdata
 
 import handson
-from chapter03_workflow.datasets import load_fashion_mnist
+from chapter03_workflow.datasets import find_fashion_mnist, load_fashion_mnist
 from chapter04_cv.camvid import CAMVID_CLASSES, CLASS_NAMES, COLOURS
 
 DEFAULT_ROOT = handson.data_path("generated", "camvid_synth")
@@ -146,10 +146,15 @@ def make_scene(rng: np.random.Generator, cfg: SynthConfig, textures: dict[str, n
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), classes
 
 
-def _fashion_items(train: bool) -> tuple[np.ndarray, np.ndarray, str]:
+def _fashion_items(train: bool) -> tuple[np.ndarray, np.ndarray]:
     ds = load_fashion_mnist(train=train)
     images, labels = ds.data.numpy(), ds.targets.numpy()
-    return images[np.isin(labels, PEDESTRIAN_ITEMS)], images[np.isin(labels, CAR_ITEMS)], ds.source
+    return images[np.isin(labels, PEDESTRIAN_ITEMS)], images[np.isin(labels, CAR_ITEMS)]
+
+
+def _fashion_sources() -> list[str]:
+    """Where Fashion-MNIST comes from (recorded in the manifest; both splits come from the same place)."""
+    return [find_fashion_mnist()[1]]
 
 
 def generate(root: str | Path = DEFAULT_ROOT, cfg: SynthConfig | None = None) -> Path:
@@ -159,10 +164,9 @@ def generate(root: str | Path = DEFAULT_ROOT, cfg: SynthConfig | None = None) ->
     tmp = root.with_name(root.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     textures = _textures()
-    sources = set()
+    items = {train: _fashion_items(train) for train in (True, False)}  # train items for "train", test for the rest
     for split, count in cfg.counts.items():
-        pedestrians, cars, source = _fashion_items(train=split == "train")
-        sources.add(source)
+        pedestrians, cars = items[split == "train"]
         (tmp / split).mkdir(parents=True)
         (tmp / f"{split}_labels").mkdir()
         for i in range(count):
@@ -172,7 +176,7 @@ def generate(root: str | Path = DEFAULT_ROOT, cfg: SynthConfig | None = None) ->
             Image.fromarray(image).save(tmp / split / f"{name}.png")
             Image.fromarray(COLOURS[classes]).save(tmp / f"{split}_labels" / f"{name}_L.png")
     (tmp / "label_colors.txt").write_text("".join(f"{r} {g} {b}\t{name}\n" for name, (r, g, b) in CAMVID_CLASSES))
-    (tmp / "manifest.json").write_text(json.dumps(_manifest(cfg, sorted(sources)), indent=1))
+    (tmp / "manifest.json").write_text(json.dumps(_manifest(cfg, _fashion_sources()), indent=1))
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
     return root
@@ -190,8 +194,7 @@ def ensure_synthetic_camvid(root: str | Path = DEFAULT_ROOT, cfg: SynthConfig | 
     if manifest.is_file():
         found = json.loads(manifest.read_text())
         if found.get("format") == FORMAT_VERSION and found.get("config") == asdict(cfg):
-            sources = sorted({load_fashion_mnist(train=t).source for t in (True, False)})
-            if found.get("fashion_mnist_source") == sources:
+            if found.get("fashion_mnist_source") == _fashion_sources():
                 return root
     return generate(root, cfg)
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import handson
-from chapter05_sequence.snli import LABELS, snli_paths
+from chapter05_sequence.snli import LABELS, missing_snli_message, snli_paths
 
 CORPUS_VERSION = 1
 GENERATED_DIR = ("generated", "snli_synth")
@@ -348,17 +348,18 @@ def generate_corpus(out_dir: str | Path | None = None, seed: int = 0,
     return paths
 
 
-def ensure_corpus(seed: int = 0) -> dict[str, Path]:
-    """The offline corpus files, generated first if missing or made by another version/seed of this module."""
+def ensure_corpus() -> dict[str, Path]:
+    """The offline corpus (seed 0, ``SPLIT_SIZES``), generated first if missing or made by another version of this
+    module, seed or sizes (``generate_corpus`` writes other seeds and sizes)."""
     out_dir = handson.data_path(*GENERATED_DIR)
     stamp_path = out_dir / "corpus.json"
-    expected = {"version": CORPUS_VERSION, "seed": seed, "sizes": SPLIT_SIZES}
+    expected = {"version": CORPUS_VERSION, "seed": 0, "sizes": SPLIT_SIZES}
     paths = snli_paths(out_dir)
     try:
         ok = json.loads(stamp_path.read_text()) == expected and all(p.exists() for p in paths.values())
     except (OSError, ValueError):
         ok = False
-    return paths if ok else generate_corpus(out_dir, seed)
+    return paths if ok else generate_corpus(out_dir, seed=0)
 
 
 def corpus_paths(source: str = "auto") -> tuple[str, dict[str, Path]]:
@@ -375,8 +376,6 @@ def corpus_paths(source: str = "auto") -> tuple[str, dict[str, Path]]:
     if source == "snli" or (source == "auto" and all(p.exists() for p in real.values())):
         missing = [p for p in real.values() if not p.exists()]
         if missing:
-            from chapter05_sequence.snli import SNLI_URL
-            raise FileNotFoundError(f"{missing[0]} is missing: download {SNLI_URL} and unzip it into "
-                                    f"{handson.data_path()}")
+            raise FileNotFoundError(missing_snli_message(missing[0]))
         return "snli", real
     return "synthetic", ensure_corpus()

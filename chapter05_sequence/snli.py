@@ -28,6 +28,11 @@ SNLI_URL = "https://nlp.stanford.edu/projects/snli/snli_1.0.zip"
 REQUIRED_FIELDS = ("gold_label", "sentence1", "sentence2", "sentence1_binary_parse", "sentence2_binary_parse")
 
 
+def missing_snli_message(path: str | Path) -> str:
+    """The start of the error for a missing SNLI file: which file, the URL of SNLI and the folder to unzip it into."""
+    return f"{path} is missing: download {SNLI_URL} and unzip it into {handson.data_path()}"
+
+
 class NLIFormatError(ValueError):
     """A line of an NLI jsonl file is malformed; the message starts with ``file:line:``."""
 
@@ -109,8 +114,7 @@ def read_nli_jsonl(path: str | Path, keep_unlabeled: bool = False, max_examples:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: download {SNLI_URL} and unzip it into "
-                                f"{handson.data_path()} (it creates {SNLI_DIR}/), or use the offline corpus "
+        raise FileNotFoundError(f"{missing_snli_message(path)} (it creates {SNLI_DIR}/), or use the offline corpus "
                                 "(chapter05_sequence.nli_corpus.generate_corpus)")
     examples = []
     with path.open(encoding="utf-8") as f:
@@ -145,10 +149,10 @@ def read_nli_jsonl(path: str | Path, keep_unlabeled: bool = False, max_examples:
     return examples
 
 
-def snli_paths(root: str | Path | None = None, prefix: str = "snli_1.0") -> dict[str, Path]:
-    """The three split files ``{prefix}_{train,dev,test}.jsonl`` under ``root`` (default ``data/snli_1.0``)."""
+def snli_paths(root: str | Path | None = None) -> dict[str, Path]:
+    """The three split files ``snli_1.0_{train,dev,test}.jsonl`` under ``root`` (default ``data/snli_1.0``)."""
     root = Path(root) if root is not None else handson.data_path(SNLI_DIR)
-    return {split: root / f"{prefix}_{split}.jsonl" for split in ("train", "dev", "test")}
+    return {split: root / f"snli_1.0_{split}.jsonl" for split in ("train", "dev", "test")}
 
 
 def transitions_to_string(transitions: list[int]) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from chapter03_workflow.text import write_glove
 from chapter05_sequence.snli import PAD_TRANSITION, NLIExample
 
 PAD, UNK = "<pad>", "<unk>"
@@ -26,13 +27,14 @@ PAD, UNK = "<pad>", "<unk>"
 class Vocab:
     """Token <-> index mapping; index 0 is ``<pad>``, 1 is ``<unk>`` (unknown words map to it).
 
+    Chapter 3's ``chapter03_workflow.text.Vocab`` (same ids, same ``<pad>``/``<unk>``) except that lookups lower-case
+    the word (SNLI's parses keep case; chapter 3's tokenizer lower-cases first) and duplicates are not checked.
+
     Args:
-        tokens: the words, most frequent first (``build_vocab`` makes them).
-        lower: lower-case words before looking them up.
+        tokens: the words, lower-case, most frequent first (``build_vocab`` makes them).
     """
 
-    def __init__(self, tokens: Iterable[str], lower: bool = True):
-        self.lower = lower
+    def __init__(self, tokens: Iterable[str]):
         self.itos = [PAD, UNK] + [t for t in tokens if t not in (PAD, UNK)]
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
@@ -40,7 +42,7 @@ class Vocab:
         return len(self.itos)
 
     def __getitem__(self, token: str) -> int:
-        return self.stoi.get(token.lower() if self.lower else token, 1)
+        return self.stoi.get(token.lower(), 1)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Words -> indices (``<unk>`` = 1 for words not in the vocabulary)."""
@@ -51,26 +53,26 @@ class Vocab:
         return [self.itos[int(i)] for i in indices]
 
 
-def build_vocab(examples: Iterable[NLIExample], min_freq: int = 1, max_size: int | None = None,
-                lower: bool = True) -> Vocab:
-    """Vocabulary of the premise and hypothesis words of ``examples`` (the training split only).
+def build_vocab(examples: Iterable[NLIExample], min_freq: int = 1) -> Vocab:
+    """Vocabulary of the lower-cased premise and hypothesis words of ``examples`` (the training split only).
 
-    Words seen fewer than ``min_freq`` times are left out (they become ``<unk>``); ``max_size`` keeps the most frequent.
-    Ties are broken alphabetically, so the result does not depend on the order of the examples.
+    Words seen fewer than ``min_freq`` times are left out (they become ``<unk>``). Most frequent first, ties broken
+    alphabetically (as chapter 3's ``Vocab.build``), so the result does not depend on the order of the examples.
     """
     counts: Counter[str] = Counter()
     for ex in examples:
         for t in (*ex.premise, *ex.hypothesis):
-            counts[t.lower() if lower else t] += 1
+            counts[t.lower()] += 1
     words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
-    return Vocab(words[:max_size] if max_size else words, lower=lower)
+    return Vocab(words)
 
 
-def load_glove(path: str | Path, vocab: Vocab, dim: int | None = None, seed: int = 0) -> tuple[torch.Tensor, int]:
+def load_glove(path: str | Path, vocab: Vocab, seed: int = 0) -> tuple[torch.Tensor, int]:
     """Word vectors for ``vocab`` from a GloVe-format text file (``word v1 v2 ... vd`` per line).
 
     Real GloVe: https://nlp.stanford.edu/projects/glove/ (e.g. ``glove.840B.300d.zip``, the book's vectors).
 
+    The vector size is the first line's. Words are lower-cased, like the vocabulary's; the first line of a word wins.
     Words of the vocabulary that the file lacks get random vectors drawn from a normal distribution with the mean and
     standard deviation of the vectors found (seeded by ``seed``), so they sit at the same scale; ``<pad>`` is all
     zeros. Lines whose word is not in the vocabulary are skipped.
@@ -87,6 +89,7 @@ def load_glove(path: str | Path, vocab: Vocab, dim: int | None = None, seed: int
         raise FileNotFoundError(f"{path} is missing: download GloVe from https://nlp.stanford.edu/projects/glove/ "
                                 "and pass the unzipped .txt file")
     found: dict[int, list[float]] = {}
+    dim = None
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, 1):
             parts = line.rstrip().split(" ")
@@ -96,8 +99,7 @@ def load_glove(path: str | Path, vocab: Vocab, dim: int | None = None, seed: int
                 dim = len(parts) - 1
             if len(parts) - 1 != dim:
                 raise ValueError(f"{path}:{line_no}: {len(parts) - 1} values, expected {dim}")
-            word = parts[0].lower() if vocab.lower else parts[0]
-            index = vocab.stoi.get(word)
+            index = vocab.stoi.get(parts[0].lower())
             if index is not None and index not in found and index > 1:
                 found[index] = [float(x) for x in parts[1:]]
     if dim is None:
@@ -116,10 +118,11 @@ def load_glove(path: str | Path, vocab: Vocab, dim: int | None = None, seed: int
 
 
 def save_glove_format(path: str | Path, words: Sequence[str], vectors: torch.Tensor) -> None:
-    """Write ``vectors`` ``(len(words), dim)`` as a GloVe-format text file (6 decimals)."""
-    with Path(path).open("w", encoding="utf-8") as f:
-        for word, row in zip(words, vectors.tolist()):
-            f.write(word + " " + " ".join(f"{x:.6f}" for x in row) + "\n")
+    """Write ``vectors`` ``(len(words), dim)`` as a GloVe-format text file (6 decimals); ``words`` must be distinct.
+
+    Chapter 3's ``write_glove`` with a word list and a tensor instead of a ``{word: vector}`` dict.
+    """
+    write_glove(path, dict(zip(words, vectors.detach().cpu().numpy())), decimals=6)
 
 
 # ---- tensors and batches ------------------------------------------------------------------------------------------
@@ -188,6 +191,9 @@ def collate_nli(items: Sequence[dict]) -> NLIBatch:
 
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of indices with similar lengths (less padding), like torchtext's ``BucketIterator``.
+
+    Chapter 3's ``chapter03_workflow.text.BucketBatchSampler`` re-seeds every epoch (``set_epoch``); this one draws
+    every epoch from one generator seeded once, so kept separate (the same seed keeps giving the same trained numbers).
 
     Each epoch: shuffle the indices, cut them into pools of ``batch_size * pool_batches``, sort each pool by length,
     cut it into batches, and shuffle the batch order. ``shuffle=False`` sorts the whole set once (evaluation).

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-LN2 = math.log(2.0)
+from chapter06_generative.pixelcnn import LN2, marginal_bits_per_dim
 
 
 # --- mu-law companding -----------------------------------------------------------------------------------------------
@@ -176,9 +176,11 @@ def nll_bits(model: WaveNet, codes: torch.Tensor, chunk_len: int = 16000, device
 
 
 def marginal_bits(train_codes: torch.Tensor, test_codes: torch.Tensor, channels: int = 256) -> float:
-    """The trivial baseline: bits/sample of ``test_codes`` under the training codes' histogram (add-one smoothing)."""
-    counts = torch.bincount(train_codes.flatten(), minlength=channels).double() + 1
-    return -torch.log2(counts / counts.sum())[test_codes.flatten()].mean().item()
+    """The trivial baseline: bits/sample of ``test_codes`` under the training codes' histogram (add-one smoothing).
+
+    The same baseline as PixelCNN's :func:`~chapter06_generative.pixelcnn.marginal_bits_per_dim`, over mu-law codes.
+    """
+    return marginal_bits_per_dim(train_codes, test_codes, levels=channels)
 
 
 # --- fast generation --------------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class TorchBackend:
     def __init__(self, config: dict):
         if config["NUM_THREADS"]:
             torch.set_num_threads(int(config["NUM_THREADS"]))
-        self.model = load_or_train(Path(config["MODEL_PATH"])).eval()
+        self.model = load_or_train(Path(config["MODEL_PATH"]))  # already in eval mode
         self.input_size = self.model.hidden.in_features
 
     def logits(self, bits: np.ndarray) -> np.ndarray:

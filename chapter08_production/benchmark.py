@@ -26,7 +26,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import handson
@@ -46,7 +46,6 @@ class BenchmarkConfig:
     server_workers: int = 2             # gunicorn worker processes
     redis_workers: int = 2              # target redis: model worker processes next to Redis
     user_class: str = "FastFizBuzUser"  # locustfile class: FastFizBuzUser (cheap client) or FizBuzUser (HttpUser)
-    results: list[dict] = field(default_factory=list)  # filled by main(): one row per target and request type
 
 
 def run_locust(url: str, users: int, run_time_s: int, user_class: str, csv_prefix: Path) -> list[dict]:
@@ -109,14 +108,15 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(config: BenchmarkConfig) -> list[dict]:
-    """Benchmark every target in ``config.targets``; print and return the rows (also in ``config.results``)."""
+    """Benchmark every target in ``config.targets``; print and return the rows (one per target and request type)."""
     out_dir = handson.artifacts_dir(CHAPTER, "locust")
+    results: list[dict] = []
     for target in config.targets:
         with serving(target, config) as url:
             rows = run_locust(url, config.users, config.run_time_s, config.user_class, out_dir / target)
-        config.results += [{"target": target, **row} for row in rows]
-    print(format_table(config.results))
-    return config.results
+        results += [{"target": target, **row} for row in rows]
+    print(format_table(results))
+    return results
 
 
 if __name__ == "__main__":

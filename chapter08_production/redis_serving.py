@@ -43,10 +43,10 @@ import redis
 import torch
 
 import handson
-from chapter02_simple_nn.fizbuz import LABELS, binary_encoder, fizbuz_text, load_or_train
+from chapter02_simple_nn.fizbuz import LABELS, fizbuz_text, load_or_train, make_tensors
 from chapter08_production.onnx_export import ensure_onnx, ort_session
 from chapter08_production.serve import free_port
-from chapter08_production.torchscript_export import quiet_torchscript
+from chapter08_production.torchscript_export import export_fizbuz, quiet_torchscript
 
 CHAPTER = "chapter08_production"
 STREAM = "fizbuz:requests"      # the request queue
@@ -169,13 +169,18 @@ def decode_tensor(fields: dict[bytes, bytes], key: str = "?") -> np.ndarray:
     return np.frombuffer(fields[b"blob"], dtype=DTYPES[fields[b"dtype"].decode()]).reshape(shape).copy()
 
 
-def tensorset(client: redis.Redis, key: str, array: np.ndarray, ttl_s: int | None = None) -> None:
-    """AI.TENSORSET: store ``array`` (any shape) at ``key``; expire it after ``ttl_s`` seconds if given."""
-    pipe = client.pipeline()
+def _queue_tensorset(pipe: redis.client.Pipeline, key: str, array: np.ndarray, ttl_s: int | None) -> None:
+    """Queue the commands of ``tensorset`` on ``pipe`` (replace the hash at ``key``, then set its expiry if given)."""
     pipe.delete(key)
     pipe.hset(key, mapping=encode_tensor(array))
     if ttl_s:
         pipe.expire(key, ttl_s)
+
+
+def tensorset(client: redis.Redis, key: str, array: np.ndarray, ttl_s: int | None = None) -> None:
+    """AI.TENSORSET: store ``array`` (any shape) at ``key``; expire it after ``ttl_s`` seconds if given."""
+    pipe = client.pipeline()
+    _queue_tensorset(pipe, key, array, ttl_s)
     pipe.execute()
 
 
@@ -210,10 +215,8 @@ def scriptset(client: redis.Redis, key: str, source: str) -> int:
 
 def torch_blob(model, input_size: int = 10) -> bytes:
     """Serialize a FizzBuzz-style model ``(batch, input_size) -> (batch, classes)`` for backend TORCH (torch.export)."""
-    program = torch.export.export(model.to("cpu").eval(), (torch.zeros(2, input_size),),
-                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
     buffer = io.BytesIO()
-    torch.export.save(program, buffer)
+    torch.export.save(export_fizbuz(model, input_size), buffer)
     return buffer.getvalue()
 
 
@@ -278,8 +281,7 @@ def predict_logits(client: redis.Redis, bits: np.ndarray, key: str = MODEL_KEY, 
     tag = uuid.uuid4().hex
     in_key, out_key = f"fizbuz:tensor:{tag}:in", f"fizbuz:tensor:{tag}:out"
     pipe = client.pipeline(transaction=False)
-    pipe.hset(in_key, mapping=encode_tensor(np.asarray(bits, dtype=np.float32)))
-    pipe.expire(in_key, REPLY_TTL_S)
+    _queue_tensorset(pipe, in_key, np.asarray(bits, dtype=np.float32), REPLY_TTL_S)
     reply = _submit(pipe, "MODELRUN", key, [in_key], [out_key])
     entry_id = pipe.execute()[-1]
     try:
@@ -349,13 +351,13 @@ class Worker:
         self.handled = 0
         ensure_group(client)
 
-    def run(self, max_requests: int | None = None) -> int:
-        """Serve until ``stop()`` (or SIGTERM in the CLI) or ``max_requests``; return how many requests were handled."""
+    def run(self) -> int:
+        """Serve until ``stop()`` (or SIGTERM in the CLI); return how many requests were handled."""
         cfg = self.config
         self.client.hset(WORKERS_KEY, cfg.name, os.getpid())
         next_claim = 0.0
         try:
-            while not self.stopping and (max_requests is None or self.handled < max_requests):
+            while not self.stopping:
                 entries = []
                 if time.monotonic() >= next_claim:
                     entries = self._claim()
@@ -433,9 +435,7 @@ class Worker:
         reply = fields[b"reply"].decode()
         pipe = self.client.pipeline(transaction=True)
         for key, array in outputs.items():
-            pipe.delete(key)
-            pipe.hset(key, mapping=encode_tensor(array))
-            pipe.expire(key, REPLY_TTL_S)
+            _queue_tensorset(pipe, key, array, REPLY_TTL_S)
         pipe.lpush(reply, json.dumps(result))
         pipe.expire(reply, REPLY_TTL_S)
         pipe.xack(STREAM, GROUP, entry_id)
@@ -443,13 +443,13 @@ class Worker:
         pipe.execute()
 
 
-def start_workers(url: str, count: int, first: int = 1, delay_s: float = 0.0,
-                  claim_idle_ms: int = 2000) -> list[subprocess.Popen]:
-    """Start ``count`` worker processes (``worker-<first>``, ...) for the Redis at ``url``; stderr is inherited."""
+def start_workers(url: str, count: int, delay_s: float = 0.0, claim_idle_ms: int = 2000) -> list[subprocess.Popen]:
+    """Start ``count`` worker processes (``worker-1`` to ``worker-<count>``) for the Redis at ``url``; stderr is
+    inherited."""
     return [subprocess.Popen([sys.executable, "-m", "chapter08_production.redis_serving", "worker", "--url", url,
                               "--name", f"worker-{i}", "--delay-s", str(delay_s),
                               "--claim-idle-ms", str(claim_idle_ms)], cwd=handson.REPO_ROOT)
-            for i in range(first, first + count)]
+            for i in range(1, count + 1)]
 
 
 def wait_for_workers(client: redis.Redis, names: Sequence[str], timeout_s: float = 120.0) -> None:
@@ -479,7 +479,7 @@ def running_workers(client: redis.Redis, count: int, **kwargs) -> Iterator[list[
     """``start_workers`` + ``wait_for_workers`` on entry, ``stop_workers`` on exit."""
     processes = start_workers(url_of(client), count, **kwargs)
     try:
-        wait_for_workers(client, [f"worker-{i}" for i in range(kwargs.get("first", 1), kwargs.get("first", 1) + count)])
+        wait_for_workers(client, [f"worker-{i}" for i in range(1, count + 1)])
         yield processes
     finally:
         stop_workers(processes)
@@ -491,7 +491,6 @@ def load_test(url: str, duration_s: float, concurrency: int = 8, timeout_s: floa
 
     Returns: requests, req_per_s, p50_ms, p99_ms. Raises the first client error (e.g. RequestTimeout).
     """
-    encode = binary_encoder(10)
     latencies_s: list[float] = []
     errors: list[Exception] = []
     deadline = time.monotonic() + duration_s
@@ -501,7 +500,7 @@ def load_test(url: str, duration_s: float, concurrency: int = 8, timeout_s: floa
         rng = np.random.default_rng(seed)
         try:
             while time.monotonic() < deadline and not errors:
-                bits = np.array([encode(int(rng.integers(0, 1024)))], dtype=np.float32)
+                bits = make_tensors([int(rng.integers(0, 1024))])[0].numpy()
                 start = time.perf_counter()
                 predict_logits(client, bits, timeout_s=timeout_s)
                 latencies_s.append(time.perf_counter() - start)
@@ -558,8 +557,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             stop_workers(processes)
     else:
-        encode = binary_encoder(10)
-        logits = predict_logits(client, np.array([encode(n) for n in args.values], dtype=np.float32))
+        logits = predict_logits(client, make_tensors(args.values)[0].numpy())
         for number, label in zip(args.values, logits.argmax(1)):
             print(number, LABELS[label], fizbuz_text(number, int(label)))
 

@@ -23,12 +23,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import handson
-from chapter02_simple_nn.fizbuz import load_or_train
-from chapter08_production.onnx_export import ensure_onnx
+from chapter02_simple_nn.fizbuz import MODEL_PATH, load_or_train
+from chapter08_production.onnx_export import ONNX_PATH, ensure_onnx
 
 CHAPTER = "chapter08_production"
 GUNICORN_CONF = Path(__file__).resolve().parent / "gunicorn.conf.py"
@@ -55,12 +55,15 @@ def http_json(url: str, payload: object | None = None, method: str | None = None
         return error.code, json.loads(error.read() or b"null")
 
 
-def prepare(backend: str) -> None:
+def prepare(backend: str, env: Mapping[str, str] | None = None) -> None:
     """Create the files the server's workers load (model checkpoint, ONNX file) once, before they start, so that
-    several workers never train or export at the same time."""
-    load_or_train()
+    several workers never train or export at the same time. The paths are the app's: ``FIZBUZ_MODEL_PATH`` and
+    ``FIZBUZ_ONNX_PATH`` in ``env`` (default ``os.environ``), else the defaults."""
+    env = os.environ if env is None else env
+    model_path = Path(env.get("FIZBUZ_MODEL_PATH", MODEL_PATH))
+    load_or_train(model_path)
     if backend == "onnx":
-        ensure_onnx()
+        ensure_onnx(Path(env.get("FIZBUZ_ONNX_PATH", ONNX_PATH)), model_path)
 
 
 def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
@@ -81,11 +84,10 @@ def gunicorn_server(backend: str = "torch", workers: int = 2, port: int | None =
     Raises:
         RuntimeError: the server exits or does not answer within ``start_timeout_s`` (the log's tail is included).
     """
-    if env is None or "FIZBUZ_MODEL_PATH" not in env:
-        prepare(backend)
+    child_env = {**os.environ, "FIZBUZ_BACKEND": backend, **(env or {})}
+    prepare(backend, child_env)
     port = port or free_port(host)
     log_path = handson.artifacts_dir(CHAPTER) / f"gunicorn-{port}.log"
-    child_env = {**os.environ, "FIZBUZ_BACKEND": backend, **(env or {})}
     with open(log_path, "w") as log:
         process = subprocess.Popen(gunicorn_command(host, port, workers), env=child_env, stdout=log,
                                    stderr=subprocess.STDOUT, cwd=handson.REPO_ROOT)
@@ -124,10 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (about one per core)")
     parser.add_argument("--redis-url", help="backend redis: the Redis holding the model and the request stream")
     args = parser.parse_args(argv)
-    prepare(args.backend)
     env = {**os.environ, "FIZBUZ_BACKEND": args.backend}
     if args.redis_url:
         env["FIZBUZ_REDIS_URL"] = args.redis_url
+    prepare(args.backend, env)
     print(f"serving on http://{args.host}:{args.port} (backend {args.backend}, {args.workers} workers); Ctrl+C stops",
           flush=True)
     command = gunicorn_command(args.host, args.port, args.workers)

@@ -58,15 +58,19 @@ def save_scripted(model: nn.Module, path: Path = SCRIPT_PATH) -> Path:
     return path
 
 
-def export_program(model: nn.Module, path: Path = EXPORT_PATH, input_size: int = 10) -> Path:
-    """``torch.export`` the model with a dynamic batch size and save the ``.pt2`` archive.
+def export_fizbuz(model: nn.Module, input_size: int = 10) -> torch.export.ExportedProgram:
+    """``torch.export`` the model (moved to CPU, eval mode) with a dynamic batch size.
 
-    The exported program takes ``(batch, input_size)`` float32 and returns ``(batch, 4)`` logits.
+    The exported program takes ``(batch, input_size)`` float32, batch 1 to 4096, and returns ``(batch, 4)`` logits.
     """
+    example = torch.zeros(2, input_size)  # batch 2: an example batch of 1 would be specialised to 1
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return torch.export.export(model.to("cpu").eval(), (example,), dynamic_shapes=({0: batch},))
+
+
+def export_program(model: nn.Module, path: Path = EXPORT_PATH, input_size: int = 10) -> Path:
+    """Save ``export_fizbuz(model, input_size)`` as a ``.pt2`` archive at ``path``; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(2, input_size)
-    program = torch.export.export(model.to("cpu").eval(), (example,),
-                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
-    torch.export.save(program, path)
+    torch.export.save(export_fizbuz(model, input_size), path)
     return path

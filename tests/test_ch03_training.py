@@ -15,7 +15,16 @@ from torchvision import transforms
 
 from chapter03_workflow import ddp_train
 from chapter03_workflow.autograd_numpy import ScipyConv2d, ScipyCorrelate2d, WrongCorrelate2d
-from chapter03_workflow.ignite_mnist import MEAN, STD, Config, Net, latest_checkpoint, to_tensor_dataset, train
+from chapter03_workflow.ignite_mnist import (
+    MEAN,
+    STD,
+    Config,
+    Net,
+    get_data_loaders,
+    latest_checkpoint,
+    to_tensor_dataset,
+    train,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,8 +116,7 @@ def tiny_loaders(config: Config) -> tuple[DataLoader, DataLoader]:
     gen = torch.Generator().manual_seed(0)
     train_set = TensorDataset(torch.randn(96, 1, 28, 28, generator=gen), torch.randint(0, 10, (96,), generator=gen))
     val_set = TensorDataset(torch.randn(40, 1, 28, 28, generator=gen), torch.randint(0, 10, (40,), generator=gen))
-    return (DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=torch.Generator()),
-            DataLoader(val_set, batch_size=config.val_batch_size))
+    return get_data_loaders(config, train_set, val_set)
 
 
 @pytest.mark.parametrize("optimizer, cosine, crash, resumed_from", [

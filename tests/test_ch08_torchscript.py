@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import handson
-from chapter02_simple_nn.fizbuz import FizBuzNet, binary_encoder, make_tensors
+from chapter02_simple_nn.fizbuz import FizBuzNet, make_tensors
 from chapter08_production.build_cpp import build, missing_tools, run_predict
 from chapter08_production.torchscript_export import ZeroIsFizzBuzz, export_program, quiet_torchscript, save_scripted
 
@@ -16,7 +16,7 @@ def model():
 
 
 def bits(number):
-    return torch.tensor([binary_encoder(10)(number)], dtype=torch.float32)
+    return make_tensors([number])[0]
 
 
 def test_trace_loses_the_branch_script_keeps_it(model):
